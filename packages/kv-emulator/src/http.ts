@@ -6,8 +6,23 @@ export const MAX_BODY_BYTES = 4 * 1024 * 1024
 
 export class BodyTooLarge extends Error {}
 
+/** The client closed the connection before its body was read (a timeout during a fault's delay). */
+export class RequestAborted extends Error {}
+
+/**
+ * The body, or `RequestAborted` when the connection closed first: a request destroyed before this
+ * is called (its client gave up while a fault delayed it) emits no `end` or `error` any more, and
+ * would never settle.
+ */
 export const readBody = (req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<Buffer> =>
   new Promise((resolve, reject) => {
+    const aborted = () =>
+      reject(new RequestAborted("the client closed the connection before its body was read"))
+    if (req.destroyed) return aborted()
+    req.on("close", () => {
+      // After `end` (resolved already) this does nothing.
+      if (!req.readableEnded) aborted()
+    })
     const chunks: Buffer[] = []
     let size = 0
     req.on("data", (c: Buffer) => {

@@ -42,7 +42,10 @@ export interface RequestLogEntry {
   readonly errorCode?: string
   /** The fault injected into this request, when one was. */
   readonly fault?: string
-  /** The connection was dropped without an answer (status is 0). */
+  /**
+   * The connection was dropped without an answer (status is 0): by a `drop` fault, or by the client
+   * before its body was read (its timeout during a fault's delay; the operation did not run).
+   */
   readonly dropped?: boolean
   readonly request?: RequestSummary
 }

@@ -21,6 +21,7 @@ import {
   isRecord,
   parseJson,
   RawJson,
+  RequestAborted,
   readBody,
   sendJson,
   sendRawAnswer,
@@ -445,6 +446,11 @@ export class VaultHandler {
           buf = await readBody(req)
         } catch (e) {
           if (e instanceof BodyTooLarge) return fail(new KvError(413, "RequestEntityTooLarge", e.message))
+          // Nothing to answer, and the operation does not run: logged without an answer.
+          if (e instanceof RequestAborted) {
+            dropped = true
+            return finish({ status: 0 })
+          }
           throw e
         }
         const parsed = parseJson(buf)

@@ -529,6 +529,29 @@ describe("fault injection", () => {
     await emulator.requests.idle()
   })
 
+  it("a delayed POST whose client gave up before its body was read is logged without an answer, and not performed", async () => {
+    emulator.faults.add({
+      operation: "import",
+      vault: "faulty",
+      name: "gave-up",
+      action: { kind: "delay", ms: 400 },
+    })
+    const since = emulator.requests.mark()
+    const gaveUp = new AbortController()
+    setTimeout(() => gaveUp.abort(), 100)
+    await expect(
+      certificates.importCertificate("gave-up", Buffer.from(pemBundle(material)), {
+        ...PEM,
+        abortSignal: gaveUp.signal,
+      }),
+    ).rejects.toThrow()
+    await emulator.requests.idle()
+    expect(emulator.requests.entries({ vault: "faulty", operation: "import", since })).toEqual([
+      expect.objectContaining({ status: 0, dropped: true, fault: expect.stringMatching(/:delay$/) }),
+    ])
+    expect(emulator.state.versions("faulty", "gave-up")).toBeUndefined()
+  })
+
   it("holds a request until it is released, then performs it; an unreleased hold goes on after its timeout", async () => {
     const id = emulator.faults.add({
       operation: "getLatest",
