@@ -68,43 +68,9 @@ describe("toVaultError", () => {
     )
   })
 
-  it("a 403 is Azure Policy's refusal by its message, not by its codes: an access policy's ForbiddenByPolicy stays a missing permission", () => {
-    const refusal = (message: string) =>
-      toVaultError(
-        "importVersion",
-        "write",
-        new RestError(message, {
-          statusCode: 403,
-          code: "Forbidden",
-          response: {
-            status: 403,
-            headers: createHttpHeaders({}),
-            request: createPipelineRequest({ url: "https://v.vault.kvdeploy.test/certificates/a/import" }),
-            bodyAsText: JSON.stringify({
-              error: { code: "Forbidden", message, innererror: { code: "ForbiddenByPolicy" } },
-            }),
-          },
-        }),
-      )
-    const accessPolicy = refusal(
-      "The user, group or application 'appid=1;oid=2' does not have certificates import permission on key vault 'v;location=westeurope'.",
-    )
-    expect(accessPolicy._tag).toBe("VaultForbidden")
-    expect(accessPolicy._tag === "VaultForbidden" ? accessPolicy.refusal : undefined).toBe("permission")
-    // Only Key Vault's sentence, without the policy identifiers: still the policy's, named generally.
-    const bare = refusal("Certificate 'a' was disallowed by policy.")
-    expect(bare._tag).toBe("VaultRequestRejected")
-    expect(bare._tag === "VaultRequestRejected" ? [bare.status, bare.code] : []).toEqual([
-      403,
-      "RequestDisallowedByPolicy",
-    ])
-    expect(bare.detail).toContain("the vault's Azure Policy refused this certificate, so nothing was written")
-    expect(bare.detail).toContain("az policy assignment list")
-  })
-
-  const policyRefusal = (answer: unknown) => {
-    const message = JSON.stringify(answer)
-    return toVaultError(
+  /** Key Vault's 403 to an import with inner code ForbiddenByPolicy (an access policy's or Azure Policy's), `message` its error's message. */
+  const forbiddenByPolicy = (message: string) =>
+    toVaultError(
       "importVersion",
       "write",
       new RestError(message, {
@@ -120,7 +86,26 @@ describe("toVaultError", () => {
         },
       }),
     )
-  }
+
+  it("a 403 is Azure Policy's refusal by its message, not by its codes: an access policy's ForbiddenByPolicy stays a missing permission", () => {
+    const accessPolicy = forbiddenByPolicy(
+      "The user, group or application 'appid=1;oid=2' does not have certificates import permission on key vault 'v;location=westeurope'.",
+    )
+    expect(accessPolicy._tag).toBe("VaultForbidden")
+    expect(accessPolicy._tag === "VaultForbidden" ? accessPolicy.refusal : undefined).toBe("permission")
+    // Only Key Vault's sentence, without the policy identifiers: still the policy's, named generally.
+    const bare = forbiddenByPolicy("Certificate 'a' was disallowed by policy.")
+    expect(bare._tag).toBe("VaultRequestRejected")
+    expect(bare._tag === "VaultRequestRejected" ? [bare.status, bare.code] : []).toEqual([
+      403,
+      "RequestDisallowedByPolicy",
+    ])
+    expect(bare.detail).toContain("the vault's Azure Policy refused this certificate, so nothing was written")
+    expect(bare.detail).toContain("az policy assignment list")
+  })
+
+  /** Azure Policy's answer to an import, `answer` as its error's message (JSON, as Key Vault writes it). */
+  const policyRefusal = (answer: unknown) => forbiddenByPolicy(JSON.stringify(answer))
 
   it("the az command of a policy refusal reads back as the assignment's name and scope when pasted into a shell", () => {
     const assignments = "/providers/Microsoft.Authorization/policyAssignments/"
