@@ -46,6 +46,7 @@ import { keyVaultScope } from "./probe.js"
 import { type CredentialMode, type CredentialSettings, credentialVariables } from "./settings.js"
 import {
   appNotFoundAnswer,
+  appNotFoundUnnoted,
   KEY_VAULT_SCOPE_REFUSED,
   noteCredentialTenant,
   noteRequestedTenant,
@@ -262,9 +263,9 @@ const refusedTenant = (error: unknown): boolean =>
  *   it (a token of another tenant gets Key Vault's 401, which says to check the tenant). When
  *   Entra ID answers the first request AADSTS700016 (no application of the client id there), a
  *   domain name gives no way to tell whether the challenge's tenant is its own: the tenant
- *   configured is asked once more, and the refusal is the vault's tenant's only when it gives a
- *   token (the client id is known at home); else it is noted as of the credential's own tenant,
- *   a client id or tenant to check.
+ *   configured is asked once more, and the refusal is noted as of the credential's own tenant (a
+ *   client id or tenant to check) only when Entra ID answers AADSTS700016 there too; any other
+ *   answer (a token, a wrong secret, a failed request) leaves it the vault's tenant's.
  * A tenant given as its id in lower case keeps the SDK's own check: the credential is unchanged.
  */
 export const forConfiguredTenant = (
@@ -295,10 +296,14 @@ export const forConfiguredTenant = (
               // The domain name's tenant may be the one whose id the challenge asked: Entra ID's
               // AADSTS700016 there is the vault's tenant's only when the configured tenant knows
               // the client id (asked without the challenge's tenant, it gives a token).
-              const another = appNotFoundAnswer(error)
+              // Entra ID looks the application up before it checks the secret: any answer at home
+              // but AADSTS700016 (a token, a wrong secret, a throttled or failed request) says the
+              // client id is known there, or tells nothing. Not asked when every AADSTS700016 of the
+              // error already says where its request went (a managed identity's: its own tenant).
+              const another = appNotFoundUnnoted(error)
                 ? await credential.getToken(scopes, withoutTenant).then(
-                    (token) => token !== null,
-                    () => false,
+                    () => true,
+                    (home: unknown) => !appNotFoundAnswer(home),
                   )
                 : true
               noteRequestedTenant(error, another ? asked : undefined, tenantId)

@@ -367,6 +367,20 @@ export const appNotFoundAnswer = (error: unknown): boolean => {
 }
 
 /**
+ * An AADSTS700016 (appNotFoundAnswer) of `error`, or of one of a chain's sources' errors, whose
+ * request's tenant no source noted (noteRequestedTenant, noteOwnTenantRequested): where it was
+ * answered is still to tell. False when every such answer carries its tenant (a managed
+ * identity's, noted as the credential's own).
+ */
+export const appNotFoundUnnoted = (error: unknown): boolean => {
+  const e = error as { readonly name?: unknown; readonly errors?: unknown } | null
+  if (e === null || typeof e !== "object" || requestedTenantKey in e) return false
+  if (e.name === "AggregateAuthenticationError" && Array.isArray(e.errors))
+    return e.errors.some((inner: unknown) => appNotFoundUnnoted(inner))
+  return /\bAADSTS700016\b/.test(messageWithoutTokenFileState(error))
+}
+
+/**
  * Entra ID answered AADSTS700016 (no application of this client id in the tenant asked) for a token
  * request that went to another tenant than the credential's own: the vault's, which Key Vault's
  * challenge named and the credential was allowed to ask (AZURE_ADDITIONALLY_ALLOWED_TENANTS). The

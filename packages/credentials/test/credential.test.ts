@@ -14,6 +14,7 @@ import {
   tenantNotAllowed,
   VAULT_TENANT_NOT_ALLOWED,
 } from "../src/index.js"
+import { appNotInTenant, noteOwnTenantRequested } from "../src/tokenErrors.js"
 
 const publicCloud = { authorityHost: "https://login.microsoftonline.com" }
 
@@ -342,6 +343,78 @@ describe("forConfiguredTenant: the tenant a Key Vault challenge names, against t
     await expect(
       forConfiguredTenant("contoso.onmicrosoft.com", failing).getToken("s", challenge),
     ).rejects.toThrow(/AADSTS7000215/)
+  })
+
+  it("a domain name and AADSTS700016 in the challenge's tenant: the vault's tenant's unless the home tenant answers AADSTS700016 too; a chain's noted answer is not asked again", async () => {
+    const domain = "contoso.onmicrosoft.com"
+    const vaultTenant = "11111111-2222-3333-4444-555555555555"
+    const notFound = (directory: string) =>
+      new Error(
+        `AADSTS700016: Application with identifier '00000000-0000-0000-0000-0000000000c1' was not found in the directory '${directory}'.`,
+      )
+    /** The challenge's tenant answers AADSTS700016; the home tenant (asked without it) answers `home`. */
+    const answering = (
+      home: () => Promise<never> | Promise<{ token: string; expiresOnTimestamp: number }>,
+    ) => {
+      const asked: Array<string | undefined> = []
+      const credential: TokenCredential = {
+        getToken: async (_scopes, options) => {
+          asked.push(options?.tenantId)
+          if (options?.tenantId !== undefined) throw notFound(vaultTenant)
+          return home()
+        },
+      }
+      return { asked, credential }
+    }
+    const judged = async (home: Parameters<typeof answering>[0]) => {
+      const { asked, credential } = answering(home)
+      const error = await forConfiguredTenant(domain, credential)
+        .getToken("s", { tenantId: vaultTenant })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        )
+      expect(String(error)).toContain("AADSTS700016")
+      return { asked, mismatch: appNotInTenant(error, domain) }
+    }
+    const vaults = { vaultTenant, credentialTenant: domain }
+    // Home gives a token: the client id is known there, the vault's tenant has no application of it.
+    expect(await judged(async () => ({ token: "t", expiresOnTimestamp: Date.now() + 60_000 }))).toEqual({
+      asked: [vaultTenant, undefined],
+      mismatch: vaults,
+    })
+    // Home refuses the secret, or fails: Entra ID found the application first, so it stays the vault's tenant's.
+    for (const home of [
+      "AADSTS7000215: Invalid client secret provided.",
+      "AADSTS50196: The server terminated an operation because it encountered a client request loop.",
+      "connect ECONNREFUSED 127.0.0.1:443",
+    ])
+      expect((await judged(async () => Promise.reject(new Error(home)))).mismatch, home).toEqual(vaults)
+    // Home answers AADSTS700016 too: no tenant knows the client id, a client id or tenant to check.
+    expect((await judged(async () => Promise.reject(notFound(domain)))).mismatch).toBeUndefined()
+
+    // A chain whose AADSTS700016 came from a source that noted its own tenant (a managed identity):
+    // nothing is left to tell, so the home tenant is not asked again.
+    const asked: Array<string | undefined> = []
+    const chain: TokenCredential = {
+      getToken: async (_scopes, options) => {
+        asked.push(options?.tenantId)
+        const inner = notFound(domain)
+        noteOwnTenantRequested(inner)
+        throw Object.assign(new Error("ChainedTokenCredential authentication failed."), {
+          name: "AggregateAuthenticationError",
+          errors: [inner],
+        })
+      },
+    }
+    const error = await forConfiguredTenant(domain, chain)
+      .getToken("s", { tenantId: vaultTenant })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+    expect(asked).toEqual([vaultTenant])
+    expect(appNotInTenant(error, domain)).toBeUndefined()
   })
 
   it("an id in upper case and a challenge naming another tenant: passed on, for the SDK to refuse", async () => {
