@@ -45,7 +45,6 @@ import { identityRequestMarginMs, withRequestTimeout } from "./identityRequestTi
 import { keyVaultScope } from "./probe.js"
 import { type CredentialMode, type CredentialSettings, credentialVariables } from "./settings.js"
 import {
-  appNotFoundAnswer,
   appNotFoundUnnoted,
   KEY_VAULT_SCOPE_REFUSED,
   noteCredentialTenant,
@@ -293,17 +292,17 @@ export const forConfiguredTenant = (
             return await credential.getToken(scopes, options)
           } catch (error) {
             if (!refusedTenant(error)) {
-              // The domain name's tenant may be the one whose id the challenge asked: Entra ID's
-              // AADSTS700016 there is the vault's tenant's only when the configured tenant knows
-              // the client id (asked without the challenge's tenant, it gives a token).
-              // Entra ID looks the application up before it checks the secret: any answer at home
-              // but AADSTS700016 (a token, a wrong secret, a throttled or failed request) says the
-              // client id is known there, or tells nothing. Not asked when every AADSTS700016 of the
-              // error already says where its request went (a managed identity's: its own tenant).
+              // The domain name's tenant may be the one whose id the challenge asked: asked without
+              // the challenge's tenant, it tells. Entra ID looks the application up before it checks
+              // the secret: any answer at home but AADSTS700016 (a token, a wrong secret, a throttled
+              // or failed request) says the client id is known there, or tells nothing. Not asked when
+              // every AADSTS700016 of the error already says where its request went (a managed
+              // identity's: its own tenant), and such an answer at home is no answer of the source
+              // asked about (a chain's managed identity before it).
               const another = appNotFoundUnnoted(error)
                 ? await credential.getToken(scopes, withoutTenant).then(
                     () => true,
-                    (home: unknown) => !appNotFoundAnswer(home),
+                    (home: unknown) => !appNotFoundUnnoted(home),
                   )
                 : true
               noteRequestedTenant(error, another ? asked : undefined, tenantId)

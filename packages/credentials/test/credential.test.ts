@@ -415,6 +415,34 @@ describe("forConfiguredTenant: the tenant a Key Vault challenge names, against t
       )
     expect(asked).toEqual([vaultTenant])
     expect(appNotInTenant(error, domain)).toBeUndefined()
+
+    // A real chain: a managed identity's AADSTS700016 (noted, its own tenant's) before a source that
+    // asks the challenge's tenant and meets AADSTS700016 there, and a refused secret at home. The
+    // managed identity's answer again on the second run is not the other source's: still the vault's.
+    const { ChainedTokenCredential, CredentialUnavailableError } = await import("@azure/identity")
+    const managed: TokenCredential = {
+      getToken: async () => {
+        const e = new CredentialUnavailableError(`ManagedIdentityCredential: ${notFound(domain).message}`)
+        noteOwnTenantRequested(e)
+        throw e
+      },
+    }
+    const developer: TokenCredential = {
+      getToken: async (_scopes, options) => {
+        throw new CredentialUnavailableError(
+          options?.tenantId === undefined
+            ? "AADSTS7000215: Invalid client secret provided."
+            : notFound(vaultTenant).message,
+        )
+      },
+    }
+    const mixed = await forConfiguredTenant(domain, new ChainedTokenCredential(managed, developer))
+      .getToken("s", { tenantId: vaultTenant })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+    expect(appNotInTenant(mixed, domain)).toEqual(vaults)
   })
 
   it("an id in upper case and a challenge naming another tenant: passed on, for the SDK to refuse", async () => {
